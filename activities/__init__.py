@@ -1,0 +1,1 @@
+"""Activity functions: thin wrappers that validate their input and call one service."""

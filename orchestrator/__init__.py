@@ -1,0 +1,1 @@
+"""The two orchestrations: deterministic generators that only decide, never do I/O."""
