@@ -5,7 +5,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from activities.errors import StepFailed, describe
+from activities.errors import StepFailedError, describe
 from activities.names import CLEAR_USER_CACHE
 from schemas.orchestration import CacheOutcome, ClearUserCache
 from wiring import app_services
@@ -21,6 +21,6 @@ def clear_user_cache(request: dict[str, Any]) -> dict[str, Any]:
     try:
         deleted = app_services().cache_cleaner.clear(work.patterns, work.userId)
     except Exception as error:
-        raise StepFailed(f"Could not clear the cache: {describe(error)}") from error
+        raise StepFailedError(f"Could not clear the cache: {describe(error)}") from error
     logger.info("Job %s: cache cleared, %d keys deleted", work.jobId, deleted)
     return CacheOutcome(ok=True, deletedKeys=deleted).model_dump(mode="json")

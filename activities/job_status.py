@@ -6,7 +6,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from activities.errors import StepFailed, describe
+from activities.errors import StepFailedError, describe
 from activities.names import RECORD_JOB_STATUS
 from schemas.orchestration import RecordJobStatus
 from wiring import app_services
@@ -27,6 +27,7 @@ def record_job_status(request: dict[str, Any]) -> str:
         else:
             store.record_outcome(update.jobId, update.status, update.error, at=now)
     except Exception as error:
-        raise StepFailed(f"Could not record status {update.status}: {describe(error)}") from error
+        message = f"Could not record status {update.status}: {describe(error)}"
+        raise StepFailedError(message) from error
     logger.info("Job %s: PipelineJob status is %s", update.jobId, update.status)
     return update.status

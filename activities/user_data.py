@@ -6,7 +6,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from activities.errors import StepFailed, describe
+from activities.errors import StepFailedError, describe
 from activities.names import DEACTIVATE_USER_DATA
 from schemas.orchestration import DeactivateUserData, UserDataOutcome
 from wiring import app_services
@@ -24,6 +24,6 @@ def deactivate_user_data(request: dict[str, Any]) -> dict[str, Any]:
             work.userId, work.userDataIds, at=datetime.now(UTC)
         )
     except Exception as error:
-        raise StepFailed(f"Could not de-activate UserData rows: {describe(error)}") from error
+        raise StepFailedError(f"Could not de-activate UserData rows: {describe(error)}") from error
     logger.info("Job %s: %d UserData rows de-activated", work.jobId, count)
     return UserDataOutcome(ok=True, deactivated=count).model_dump(mode="json")

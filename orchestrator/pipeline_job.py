@@ -18,6 +18,7 @@ from schemas.orchestration import (
     JOB_FINISHED_EVENT,
     CustomJob,
     DefaultFinishedInput,
+    DefaultJob,
     JobPhase,
     PipelineJobInput,
     PipelineJobOutput,
@@ -75,7 +76,7 @@ def pipeline_job_orchestrator(
         yield context.call_activity_with_retry(
             RECORD_JOB_STATUS, retry, _status_update(job_id, pipeline_status, error)
         )
-    elif pipeline_status == "Succeeded":
+    elif isinstance(job, DefaultJob) and pipeline_status == "Succeeded":
         context.set_custom_status(JobPhase.POST_PROCESSING.value)
         request = job.request
         outcome = yield context.call_sub_orchestrator(

@@ -1,6 +1,7 @@
 """Small building blocks shared by the orchestrators."""
 
 from collections.abc import Generator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,10 +37,8 @@ def settle_all(
     """
     if not tasks:
         return []
-    try:
+    with suppress(Exception):  # a failure is collected per task below
         yield context.task_all(list(tasks))
-    except Exception:  # noqa: S110 - collected per task below
-        pass
     settled: list[Settled] = []
     for task in tasks:
         try:

@@ -24,7 +24,7 @@ class Rejection:
     errors: list[FieldError] = field(default_factory=list)
 
 
-class UndecodableMessage(ValueError):
+class UndecodableMessageError(ValueError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -43,14 +43,14 @@ def decode_message_text(body: bytes | str) -> Any:
     except json.JSONDecodeError as plain_error:
         decoded = _base64_text(text)
         if decoded is None:
-            raise UndecodableMessage(
+            raise UndecodableMessageError(
                 f"The message is not JSON (neither plain nor base64-encoded): {plain_error.msg} "
                 f"at line {plain_error.lineno} column {plain_error.colno}."
             ) from None
         try:
             return json.loads(decoded)
         except json.JSONDecodeError as error:
-            raise UndecodableMessage(
+            raise UndecodableMessageError(
                 f"The message is base64-encoded but its content is not JSON: {error.msg} "
                 f"at line {error.lineno} column {error.colno}."
             ) from None
@@ -62,7 +62,7 @@ def _utf8(body: bytes | str) -> str:
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise UndecodableMessage(
+        raise UndecodableMessageError(
             f"The message is not UTF-8 text (invalid byte at position {error.start})."
         ) from None
 
@@ -83,7 +83,7 @@ def classify_pending(body: bytes | str) -> JobRequest | Rejection:
     default schema, otherwise a rejection carrying the field errors of both."""
     try:
         value = decode_message_text(body)
-    except UndecodableMessage as error:
+    except UndecodableMessageError as error:
         return Rejection(reason=error.reason)
     if not isinstance(value, dict):
         return Rejection(

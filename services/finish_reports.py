@@ -1,4 +1,4 @@
-"""What happens to a finish report: hand it to the waiting job, ignore a repeat, or dead-letter it."""
+"""What happens to a finish report: hand it to its job, ignore a repeat, or dead-letter it."""
 
 import json
 import logging
@@ -14,7 +14,7 @@ from azure.durable_functions.models.OrchestrationRuntimeStatus import (
 )
 from pydantic import ValidationError
 
-from schemas.classify import UndecodableMessage, decode_message_text
+from schemas.classify import UndecodableMessageError, decode_message_text
 from schemas.dead_letter import FieldError, field_errors
 from schemas.finished import FinishReport
 from schemas.orchestration import ACCEPTS_FINISH_REPORT, JOB_FINISHED_EVENT, JobPhase
@@ -41,7 +41,7 @@ class FinishReportRouter:
     async def receive(self, body: bytes, client: DurableClient) -> ReportResult:
         try:
             value = decode_message_text(body)
-        except UndecodableMessage as error:
+        except UndecodableMessageError as error:
             return self._dead_letter(body, None, error.reason)
         if not isinstance(value, dict):
             return self._dead_letter(body, None, "The finish report must be a JSON object.")
@@ -50,7 +50,8 @@ class FinishReportRouter:
         except ValidationError as error:
             errors = field_errors(error.errors())
             summary = "; ".join(f"{e.loc}: {e.msg}" for e in errors)
-            return self._dead_letter(body, None, f"The finish report is invalid: {summary}.", errors)
+            reason = f"The finish report is invalid: {summary}."
+            return self._dead_letter(body, None, reason, errors)
 
         job_id = report.jobId
         status = await client.get_status(job_id)

@@ -5,6 +5,7 @@ with the default ``messageEncoding`` expects on the other side.
 """
 
 import json
+from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +27,7 @@ _MAX_JSON_BYTES = MAX_MESSAGE_BYTES * 3 // 4
 _TRUNCATION_MARK = "…[truncated]"
 
 
-class MessageTooLarge(ValueError):
+class MessageTooLargeError(ValueError):
     pass
 
 
@@ -38,10 +39,8 @@ class PipelineQueues:
     def ensure_queues(self) -> None:
         """Create any of the app's queues that are missing."""
         for name in ALL_QUEUES:
-            try:
+            with suppress(ResourceExistsError):
                 self._client(name).create_queue()
-            except ResourceExistsError:
-                pass
 
     def send_start(self, job: Job, started_at: datetime) -> CustomJobStart | DefaultJobStart:
         start: CustomJobStart | DefaultJobStart
@@ -87,7 +86,7 @@ class PipelineQueues:
     def _send(self, queue: str, body: dict[str, Any]) -> None:
         text = _encode(body)
         if len(text) > _MAX_JSON_BYTES:
-            raise MessageTooLarge(
+            raise MessageTooLargeError(
                 f"A message for {queue} is {len(text)} bytes of JSON; at most {_MAX_JSON_BYTES} "
                 "fit in a 64 KiB queue message once base64-encoded."
             )

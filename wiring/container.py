@@ -12,9 +12,9 @@ from azure.storage.queue import QueueServiceClient
 from sqlalchemy.engine import Engine
 
 from services.cache import CacheCleaner, create_redis_client
+from services.database import create_database_engine, ensure_tables
 from services.finish_reports import FinishReportRouter
 from services.job_intake import PendingJobIntake
-from services.database import create_database_engine, ensure_tables
 from services.job_status import PipelineJobStatusStore
 from services.pipeline_queues import PipelineQueues
 from services.search_indexers import IndexerRunner, create_search_indexer_client
