@@ -2,10 +2,14 @@
 
 Building is lazy so that importing ``function_app`` (which the Functions host does to index
 the app) needs no network, and a step that is not configured (no Redis, no search service)
-never builds a client at all.
+never builds a client at all. Activities run on several threads at once, so building is
+guarded by a lock: two threads never build two engines or two connection pools.
 """
 
-from functools import cache, cached_property
+import threading
+from collections.abc import Callable
+from functools import cache
+from typing import TypeVar, cast
 
 from azure.identity import DefaultAzureCredential
 from azure.storage.queue import QueueServiceClient
@@ -21,47 +25,81 @@ from services.search_indexers import IndexerRunner, create_search_indexer_client
 from services.user_data import UserDataDeactivator
 from settings import AppSettings, load_settings
 
+T = TypeVar("T")
+
 
 class AppServices:
     def __init__(self, settings: AppSettings) -> None:
         self.settings = settings
+        self._lock = threading.RLock()
+        self._built: dict[str, object] = {}
 
-    @cached_property
+    def _once(self, name: str, build: Callable[[], T]) -> T:
+        with self._lock:
+            if name not in self._built:
+                self._built[name] = build()
+            return cast(T, self._built[name])
+
+    @property
     def queues(self) -> PipelineQueues:
-        queues = PipelineQueues(self._queue_service())
+        return self._once("queues", self._build_queues)
+
+    @property
+    def pending_intake(self) -> PendingJobIntake:
+        return self._once(
+            "pending_intake",
+            lambda: PendingJobIntake(self.queues, self.settings.orchestration_config()),
+        )
+
+    @property
+    def finish_reports(self) -> FinishReportRouter:
+        return self._once("finish_reports", lambda: FinishReportRouter(self.queues))
+
+    @property
+    def engine(self) -> Engine:
+        return self._once("engine", self._build_engine)
+
+    @property
+    def job_status(self) -> PipelineJobStatusStore:
+        return self._once("job_status", lambda: PipelineJobStatusStore(self.engine))
+
+    @property
+    def user_data(self) -> UserDataDeactivator:
+        return self._once("user_data", lambda: UserDataDeactivator(self.engine))
+
+    @property
+    def cache_cleaner(self) -> CacheCleaner:
+        return self._once("cache_cleaner", self._build_cache_cleaner)
+
+    @property
+    def indexer_runner(self) -> IndexerRunner:
+        return self._once("indexer_runner", self._build_indexer_runner)
+
+    def _build_queues(self) -> PipelineQueues:
+        connection = self.settings.pipeline_storage_connection
+        if connection is not None:
+            service = QueueServiceClient.from_connection_string(connection)
+        else:
+            account_url = self.settings.pipeline_storage_queue_service_uri
+            assert account_url is not None  # the settings guarantee one of the two
+            service = QueueServiceClient(
+                account_url=account_url, credential=DefaultAzureCredential()
+            )
+        queues = PipelineQueues(service)
         queues.ensure_queues()
         return queues
 
-    @cached_property
-    def pending_intake(self) -> PendingJobIntake:
-        return PendingJobIntake(self.queues, self.settings.orchestration_config())
-
-    @cached_property
-    def finish_reports(self) -> FinishReportRouter:
-        return FinishReportRouter(self.queues)
-
-    @cached_property
-    def engine(self) -> Engine:
+    def _build_engine(self) -> Engine:
         engine = create_database_engine(self.settings.database_url.get_secret_value())
         ensure_tables(engine)
         return engine
 
-    @cached_property
-    def job_status(self) -> PipelineJobStatusStore:
-        return PipelineJobStatusStore(self.engine)
-
-    @cached_property
-    def user_data(self) -> UserDataDeactivator:
-        return UserDataDeactivator(self.engine)
-
-    @cached_property
-    def cache_cleaner(self) -> CacheCleaner:
+    def _build_cache_cleaner(self) -> CacheCleaner:
         if self.settings.redis_url is None:
             raise RuntimeError("REDIS_URL is not set: the cache step is skipped, not run")
         return CacheCleaner(create_redis_client(self.settings.redis_url.get_secret_value()))
 
-    @cached_property
-    def indexer_runner(self) -> IndexerRunner:
+    def _build_indexer_runner(self) -> IndexerRunner:
         endpoint = self.settings.search_endpoint
         if endpoint is None:
             raise RuntimeError("SEARCH_ENDPOINT is not set: the indexer step is skipped, not run")
@@ -69,14 +107,6 @@ class AppServices:
         return IndexerRunner(
             create_search_indexer_client(endpoint, key.get_secret_value() if key else None)
         )
-
-    def _queue_service(self) -> QueueServiceClient:
-        connection = self.settings.pipeline_storage_connection
-        if connection is not None:
-            return QueueServiceClient.from_connection_string(connection)
-        account_url = self.settings.pipeline_storage_queue_service_uri
-        assert account_url is not None  # the settings guarantee one of the two
-        return QueueServiceClient(account_url=account_url, credential=DefaultAzureCredential())
 
 
 @cache
