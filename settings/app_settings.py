@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -132,6 +139,20 @@ class AppSettings(BaseSettings):
             raise ValueError("must name at least one key pattern, e.g. search:{userId}:*")
         return value
 
+    @model_validator(mode="after")
+    def _keys_never_travel_in_clear(self) -> "AppSettings":
+        # Entra ID tokens are refused over http, and an admin key must not cross a network
+        # unencrypted: plain http is only for a local search service used with a key.
+        if (
+            self.search_endpoint is not None
+            and self.search_endpoint.startswith("http://")
+            and self.search_api_key is None
+        ):
+            raise ValueError(
+                "SEARCH_ENDPOINT: an http:// endpoint needs SEARCH_API_KEY (Entra ID needs https)"
+            )
+        return self
+
     @property
     def pipeline_storage_connection(self) -> str | None:
         """The queue account's connection string, or None when it is reached by identity."""
@@ -209,7 +230,9 @@ def load_settings() -> AppSettings:
         problems = []
         for detail in error.errors(include_input=False, include_url=False):
             field = str(detail["loc"][0]) if detail["loc"] else ""
-            name = _setting_name(field) if field in AppSettings.model_fields else field
             message = detail["msg"].removeprefix("Value error, ")
-            problems.append(f"{name}: {message}")
+            if field in AppSettings.model_fields:
+                problems.append(f"{_setting_name(field)}: {message}")
+            else:  # a rule across settings names them in its message
+                problems.append(message)
         raise SettingsError("Invalid app settings: " + "; ".join(problems)) from None
