@@ -8,6 +8,7 @@ import azure.durable_functions as df
 from activities.errors import StepFailedError, describe
 from activities.names import CLEAR_USER_CACHE
 from schemas.orchestration import CacheOutcome, ClearUserCache
+from services.cache import CacheClearError
 from wiring import app_services
 
 bp = df.Blueprint()
@@ -20,6 +21,9 @@ def clear_user_cache(request: dict[str, Any]) -> dict[str, Any]:
     work = ClearUserCache.model_validate(request)
     try:
         deleted = app_services().cache_cleaner.clear(work.patterns, work.userId)
+    except CacheClearError as error:
+        message = f"Could not clear the cache after deleting {error.deleted} keys: "
+        raise StepFailedError(message + describe(error.__cause__ or error)) from error
     except Exception as error:
         raise StepFailedError(f"Could not clear the cache: {describe(error)}") from error
     logger.info("Job %s: cache cleared, %d keys deleted", work.jobId, deleted)
