@@ -69,7 +69,7 @@ def _utf8(body: bytes | str) -> str:
 
 def _base64_text(text: str) -> str | None:
     compact = text.strip()
-    if not compact:
+    if not compact or not compact.isascii():
         return None
     try:
         raw = base64.b64decode(compact, validate=True)

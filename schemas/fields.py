@@ -12,7 +12,7 @@ _JOB_ID = re.compile(JOB_ID_PATTERN)
 
 
 def _check_job_id(value: str) -> str:
-    if not _JOB_ID.match(value):
+    if not _JOB_ID.fullmatch(value):
         raise ValueError(
             "must be 1-100 characters of A-Z a-z 0-9 _ . -, starting with a letter or digit"
         )
@@ -59,5 +59,9 @@ UtcTimestamp = Annotated[
     BeforeValidator(_require_rfc3339_text),
     AfterValidator(to_utc),
     PlainSerializer(format_utc, return_type=str, when_used="json"),
-    Field(description="RFC 3339 timestamp with an offset; written back in UTC with a Z suffix."),
+    Field(
+        description="RFC 3339 timestamp with an offset; written back in UTC with a Z suffix.",
+        # The serializer returns str, which alone would drop the format from output schemas.
+        json_schema_extra={"format": "date-time"},
+    ),
 ]

@@ -9,7 +9,10 @@ from schemas.pending import CustomJobRequest, DefaultJobRequest
 class CustomJobStart(CustomJobRequest):
     """The normalized custom job request plus the time the orchestrator started it."""
 
-    model_config = ConfigDict(title="CustomJobStart")
+    # Defaults are always written, so the published schema lists every field as required.
+    model_config = ConfigDict(
+        title="CustomJobStart", json_schema_serialization_defaults_required=True
+    )
 
     startedAt: UtcTimestamp
 
@@ -17,6 +20,9 @@ class CustomJobStart(CustomJobRequest):
 class DefaultJobStart(DefaultJobRequest):
     """The normalized default job request plus the time the orchestrator started it."""
 
-    model_config = ConfigDict(title="DefaultJobStart")
+    # Defaults are always written, so the published schema lists every field as required.
+    model_config = ConfigDict(
+        title="DefaultJobStart", json_schema_serialization_defaults_required=True
+    )
 
     startedAt: UtcTimestamp

@@ -4,6 +4,7 @@ A Protocol rather than the SDK class, so that the functions' own tests can hand 
 double that records calls; in the app the SDK's ``DurableOrchestrationClient`` is passed.
 """
 
+import json
 from typing import Any, Protocol
 
 from azure.durable_functions.models.DurableOrchestrationStatus import (
@@ -30,6 +31,16 @@ class DurableClient(Protocol):
     async def raise_event(
         self, instance_id: str, event_name: str, event_data: Any = None
     ) -> None: ...
+
+
+def decoded(value: Any) -> Any:
+    """A status field as a JSON value: backends hand back JSON text or already-parsed values."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def instance_exists(status: DurableOrchestrationStatus | None) -> bool:

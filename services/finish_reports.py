@@ -1,6 +1,5 @@
 """What happens to a finish report: hand it to its job, ignore a repeat, or dead-letter it."""
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +18,7 @@ from schemas.dead_letter import FieldError, field_errors
 from schemas.finished import FinishReport
 from schemas.orchestration import ACCEPTS_FINISH_REPORT, JOB_FINISHED_EVENT, JobPhase
 from schemas.queues import FINISHED_POISON_QUEUE, FINISHED_QUEUE
-from services.durable_client import DurableClient, instance_exists
+from services.durable_client import DurableClient, decoded, instance_exists
 from services.pipeline_queues import PipelineQueues
 
 logger = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ class FinishReportRouter:
         status = await client.get_status(job_id)
         if not instance_exists(status):
             return self._dead_letter(body, job_id, f"No job with jobId '{job_id}' exists.")
-        phase = status.custom_status
+        phase = decoded(status.custom_status)
         if status.runtime_status in _STILL_RUNNING and (
             phase is None or phase in ACCEPTS_FINISH_REPORT
         ):
@@ -75,7 +74,8 @@ class FinishReportRouter:
         if status.runtime_status in _STILL_RUNNING | {OrchestrationRuntimeStatus.Completed}:
             logger.info(
                 "Job %s: ignored a second finish report (%s); the job already has one",
-                job_id, report.status,
+                job_id,
+                report.status,
             )
             return ReportResult("duplicate", job_id, "the job already took a finish report")
         runtime = status.runtime_status.value if status.runtime_status else "unknown"
@@ -96,16 +96,13 @@ class FinishReportRouter:
         )
         logger.warning(
             "Job %s: finish report dead-lettered to %s: %s",
-            job_id or "(no valid jobId)", FINISHED_POISON_QUEUE, reason,
+            job_id or "(no valid jobId)",
+            FINISHED_POISON_QUEUE,
+            reason,
         )
         return ReportResult("dead-lettered", job_id, reason)
 
 
 def _pipeline_status(status: DurableOrchestrationStatus) -> Any:
-    output = status.output
-    if isinstance(output, str):
-        try:
-            output = json.loads(output)
-        except ValueError:
-            return None
+    output = decoded(status.output)
     return output.get("pipelineStatus") if isinstance(output, dict) else None

@@ -19,7 +19,7 @@ from schemas.orchestration import (
 from schemas.pending import CustomJobRequest
 from schemas.queues import PENDING_POISON_QUEUE, PENDING_QUEUE
 from services.durable_client import DurableClient, instance_exists
-from services.pipeline_queues import PipelineQueues
+from services.pipeline_queues import PipelineQueues, start_message_overflow
 
 ORCHESTRATOR_NAME = "PipelineJobOrchestrator"
 
@@ -48,6 +48,17 @@ class PendingJobIntake:
             else DefaultJob(request=classified)
         )
         job_id = classified.jobId
+        overflow = start_message_overflow(job)
+        if overflow:
+            return self._dead_letter(
+                body,
+                Rejection(
+                    reason=f"Job '{job_id}' is too large to forward: its start message would be "
+                    f"{overflow} bytes over the 64 KiB queue message limit once base64-encoded. "
+                    "Send fewer parameters or userDataIds."
+                ),
+                job_id=job_id,
+            )
         existing = await client.get_status(job_id, show_input=True)
         if instance_exists(existing):
             return self._already_known(body, job, existing.input_)
@@ -69,9 +80,7 @@ class PendingJobIntake:
     def _already_known(self, body: bytes, job: Job, stored_input: Any) -> IntakeResult:
         job_id = job.request.jobId
         if _job_of(stored_input) == job:
-            logger.info(
-                "Job %s: ignored a duplicate of the pending message (same content)", job_id
-            )
+            logger.info("Job %s: ignored a duplicate of the pending message (same content)", job_id)
             return IntakeResult("duplicate", job_id, "same content as the running job")
         return self._dead_letter(
             body,
@@ -93,7 +102,9 @@ class PendingJobIntake:
         )
         logger.warning(
             "Job %s: pending message dead-lettered to %s: %s",
-            job_id or "(no valid jobId)", PENDING_POISON_QUEUE, rejection.reason,
+            job_id or "(no valid jobId)",
+            PENDING_POISON_QUEUE,
+            rejection.reason,
         )
         return IntakeResult("dead-lettered", job_id, rejection.reason)
 

@@ -1,12 +1,10 @@
 """Turns a Durable orchestration status into the status API's answer."""
 
-import json
 from datetime import datetime
-from typing import Any
 
 from schemas.fields import format_utc
 from schemas.status import JobStatus
-from services.durable_client import DurableClient, instance_exists
+from services.durable_client import DurableClient, decoded, instance_exists
 
 
 async def job_status_of(job_id: str, client: DurableClient) -> JobStatus | None:
@@ -16,21 +14,11 @@ async def job_status_of(job_id: str, client: DurableClient) -> JobStatus | None:
     return JobStatus(
         jobId=job_id,
         runtimeStatus=status.runtime_status.value,
-        customStatus=_json_value(status.custom_status),
-        output=_json_value(status.output),
+        customStatus=decoded(status.custom_status),
+        output=decoded(status.output),
         createdTime=_timestamp(status.created_time),
         lastUpdatedTime=_timestamp(status.last_updated_time),
     )
-
-
-def _json_value(value: Any) -> Any:
-    # Depending on the backend the client hands back JSON text or already-parsed values.
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 def _timestamp(value: datetime | None) -> str | None:

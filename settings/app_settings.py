@@ -221,6 +221,16 @@ def _setting_name(field_name: str) -> str:
     return str(alias or field_name)
 
 
+def _setting_of(loc: str) -> str | None:
+    """The setting an error location points at: pydantic reports the alias that was read."""
+    for field_name, info in AppSettings.model_fields.items():
+        alias = info.validation_alias
+        names = alias.choices if isinstance(alias, AliasChoices) else [alias or field_name]
+        if loc.casefold() in {field_name, *(str(name).casefold() for name in names)}:
+            return _setting_name(field_name)
+    return None
+
+
 @cache
 def load_settings() -> AppSettings:
     """The process's settings, validated once; raises :class:`SettingsError` naming each bad one."""
@@ -231,8 +241,9 @@ def load_settings() -> AppSettings:
         for detail in error.errors(include_input=False, include_url=False):
             field = str(detail["loc"][0]) if detail["loc"] else ""
             message = detail["msg"].removeprefix("Value error, ")
-            if field in AppSettings.model_fields:
-                problems.append(f"{_setting_name(field)}: {message}")
+            setting = _setting_of(field) if field else None
+            if setting is not None:
+                problems.append(f"{setting}: {message}")
             else:  # a rule across settings names them in its message
                 problems.append(message)
         raise SettingsError("Invalid app settings: " + "; ".join(problems)) from None

@@ -21,7 +21,7 @@ async def GetJobStatus(
 ) -> func.HttpResponse:
     job_id = req.route_params.get("jobId", "")
     # Sub-orchestrations have ids no job can have: only jobs are shown here.
-    status = await job_status_of(job_id, client) if _JOB_ID.match(job_id) else None
+    status = await job_status_of(job_id, client) if _JOB_ID.fullmatch(job_id) else None
     if status is None:
         return _json(404, {"error": f"No job with jobId '{job_id}' exists."})
     return _json(200, status.to_json())

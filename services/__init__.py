@@ -1,0 +1,1 @@
+"""Service classes behind the activities: each takes its client as an argument."""

@@ -1,0 +1,1 @@
+"""Tests of PipelineQueues against a real Azurite."""
