@@ -67,8 +67,10 @@ def default_finished_orchestrator(
     indexer_tasks = [_run_indexer(context, work.jobId, name) for name in indexers]
 
     settled = yield from settle_all(context, [user_data_task, *cache_tasks, *indexer_tasks])
-    user_data_end, cache_ends, first_attempts = settled[0], settled[1:2 if cache_tasks else 1], (
-        settled[1 + len(cache_tasks):]
+    user_data_end, cache_ends, first_attempts = (
+        settled[0],
+        settled[1 : 2 if cache_tasks else 1],
+        (settled[1 + len(cache_tasks) :]),
     )
 
     indexer_outcomes = yield from _finish_indexers(
@@ -125,7 +127,7 @@ def _finish_indexers(
                 outcomes[name] = IndexerOutcome(
                     ok=False,
                     attempts=attempts[name],
-                    error=f"gave up after {attempts[name]} attempts within "
+                    error=f"gave up after {_attempts(attempts[name])} within "
                     f"{policy.windowSeconds:g} seconds; last answer: {last}",
                 )
             break
@@ -138,6 +140,10 @@ def _finish_indexers(
             attempts[name] += 1
             take(name, end)
     return outcomes
+
+
+def _attempts(count: int) -> str:
+    return "1 attempt" if count == 1 else f"{count} attempts"
 
 
 def _describe(attempt: IndexerAttempt) -> str:

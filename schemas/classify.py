@@ -57,10 +57,11 @@ def decode_message_text(body: bytes | str) -> Any:
 
 
 def _utf8(body: bytes | str) -> str:
+    # A byte-order mark is legal at the start of UTF-8 text but not of JSON.
     if isinstance(body, str):
-        return body
+        return body.removeprefix("\ufeff")
     try:
-        return body.decode("utf-8")
+        return body.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as error:
         raise UndecodableMessageError(
             f"The message is not UTF-8 text (invalid byte at position {error.start})."

@@ -27,7 +27,12 @@ class DeadLetter(BaseModel):
 
 def field_errors(errors: Iterable[ErrorDetails], prefix: str = "") -> list[FieldError]:
     """Pydantic's errors without the offending input values (they may hold secrets)."""
-    return [FieldError(loc=format_loc(prefix, error["loc"]), msg=error["msg"]) for error in errors]
+    return [
+        FieldError(
+            loc=format_loc(prefix, error["loc"]), msg=error["msg"].removeprefix("Value error, ")
+        )
+        for error in errors
+    ]
 
 
 def format_loc(prefix: str, loc: Sequence[int | str]) -> str:

@@ -30,18 +30,14 @@ JobId = Annotated[
 
 # RFC 3339 demands a date, a time and an offset; pydantic alone would also take
 # numbers (epoch seconds) and dates without a time, which the contract does not allow.
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
-)
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 def _require_rfc3339_text(value: Any) -> Any:
     if isinstance(value, datetime):
         return value
     if not isinstance(value, str) or not _RFC3339.match(value):
-        raise ValueError(
-            "must be an RFC 3339 timestamp with an offset, e.g. 2026-12-04T10:00:00Z"
-        )
+        raise ValueError("must be an RFC 3339 timestamp with an offset, e.g. 2026-12-04T10:00:00Z")
     return value
 
 

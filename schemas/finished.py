@@ -1,8 +1,8 @@
 """The finish report the data pipeline sends to ``data-pipeline-job-finished`` (contract 3.5)."""
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from schemas.fields import JobId, UtcTimestamp
 
@@ -14,7 +14,17 @@ class FinishReport(BaseModel):
     model_config = ConfigDict(extra="ignore", title="FinishReport")
 
     jobId: JobId
-    status: PipelineOutcome = Field(description="Succeeded or Failed, case-insensitive.")
+    status: Annotated[
+        PipelineOutcome,
+        # Published as a case-insensitive pattern: the app accepts any casing.
+        WithJsonSchema(
+            {
+                "type": "string",
+                "pattern": "^([Ss][Uu][Cc][Cc][Ee][Ee][Dd][Ee][Dd]|[Ff][Aa][Ii][Ll][Ee][Dd])$",
+                "description": "Succeeded or Failed, case-insensitive.",
+            }
+        ),
+    ]
     finishedAt: UtcTimestamp | None = None
     error: str | None = Field(default=None, max_length=4000)
 

@@ -9,7 +9,8 @@ from schemas.fields import JobId, UtcTimestamp
 
 MAX_USER_DATA_IDS = 10_000
 
-UserDataId = Annotated[StrictInt, Field(gt=0)]
+# UserData.Id is an integer column: larger ids cannot exist, so they are rejected up front.
+UserDataId = Annotated[StrictInt, Field(gt=0, le=2**31 - 1)]
 
 
 class CustomJobRequest(BaseModel):
