@@ -123,7 +123,13 @@ def _import(module_name: str, file: Path | None, app_dir: Path) -> ModuleType:
     existing = sys.modules.get(module_name)
     if existing is not None and getattr(existing, "__file__", None) == str(file):
         return existing
-    name = module_name if existing is None else f"_devhost_app_{abs(hash(str(file)))}"
+    # Under its own name only when it is the app of the current directory: an app loaded from
+    # elsewhere (a test's sample app) must not shadow the project's own ``function_app``.
+    own_name = existing is None and file.parent == Path.cwd().resolve()
+    name = module_name if own_name else f"_devhost_app_{module_name}_{abs(hash(str(file)))}"
+    existing = sys.modules.get(name)
+    if existing is not None:
+        return existing
     spec = importlib.util.spec_from_file_location(name, file)
     if spec is None or spec.loader is None:
         raise AppLoadError(f"cannot import {file}")
@@ -150,6 +156,9 @@ def _find_function_register(module: ModuleType) -> FunctionRegister:
 
 def index_functions(app: FunctionRegister) -> tuple[AppFunction, ...]:
     indexed: list[AppFunction] = []
+    # get_functions() remembers the names it saw and refuses them on a second call; the worker
+    # indexes once per process, a host started again in the same process indexes again.
+    app.functions_bindings = None
     for function in app.get_functions():
         name = function.get_function_name()
         # function.json form: enums become plain strings, keys are the binding's JSON names.

@@ -66,22 +66,33 @@ class DurableEngine:
         try:
             while not self._stopping:
                 self._wake.clear()
-                fired = await asyncio.to_thread(self._store.fire_due_timers, self._clock())
-                outcomes = await asyncio.wrap_future(
-                    self._orchestration_thread.submit(
-                        lambda: self._runner.run_pending(lambda: self._stopping)
-                    )
-                )
-                for outcome in outcomes:
-                    _log_episode(outcome)
+                try:
+                    busy = await self._pass()
+                except Exception:
+                    # Committed state is consistent whatever failed; try again shortly.
+                    log.exception("durable engine pass failed")
+                    busy = False
                 if self._stopping:
                     break
-                started = await self._activities.dispatch()
-                if fired or outcomes or started:
-                    continue
-                await self._sleep_until_work()
+                if not busy:
+                    await self._sleep_until_work()
         finally:
             self._orchestration_thread.shutdown()
+
+    async def _pass(self) -> bool:
+        """Fire due timers, run waiting episodes, start activities; True if anything happened."""
+        fired = await asyncio.to_thread(self._store.fire_due_timers, self._clock())
+        outcomes = await asyncio.wrap_future(
+            self._orchestration_thread.submit(
+                lambda: self._runner.run_pending(lambda: self._stopping)
+            )
+        )
+        for outcome in outcomes:
+            _log_episode(outcome)
+        if self._stopping:
+            return False
+        started = await self._activities.dispatch()
+        return bool(fired or outcomes or started)
 
     async def _sleep_until_work(self) -> None:
         timeout = MAX_IDLE_SECONDS

@@ -608,8 +608,8 @@ class DurableStore:
                 iid,
             ),
         )
-        # Events that arrived but were not yet processed carry over to the new generation,
-        # behind its ExecutionStarted.
+        # Raised events not yet processed carry over to the new generation, behind its
+        # ExecutionStarted; task and timer results belong to the old one and are dropped.
         leftover = conn.execute(
             "SELECT id, event FROM inbox WHERE instance_id = ? ORDER BY id", (iid,)
         ).fetchall()
@@ -622,8 +622,11 @@ class DurableStore:
             Version=None,
         )
         self._insert_inbox(conn, iid, execution_id, started)
+        carried = (int(HistoryEventType.EVENT_RAISED), int(HistoryEventType.EXECUTION_TERMINATED))
         for old in leftover:
-            self._insert_inbox(conn, iid, execution_id, json.loads(old["event"]))
+            event = json.loads(old["event"])
+            if event.get("EventType") in carried:
+                self._insert_inbox(conn, iid, execution_id, event)
 
     def _send(self, conn: sqlite3.Connection, message: Message) -> None:
         row = conn.execute(

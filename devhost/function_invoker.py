@@ -48,6 +48,10 @@ class UnsupportedBindingError(ValueError):
     pass
 
 
+class UnsupportedTriggerError(UnsupportedBindingError):
+    """The host does not run this kind of trigger; the function is left out."""
+
+
 class OutValue(func.Out[T], Generic[T]):
     """The ``func.Out`` the worker passes for output bindings."""
 
@@ -132,7 +136,7 @@ class Invocation:
 def check_supported(function: AppFunction) -> None:
     """Refuse, at start-up, functions whose bindings the host cannot provide."""
     if function.trigger_type not in SUPPORTED_TRIGGERS:
-        raise UnsupportedBindingError(
+        raise UnsupportedTriggerError(
             f"function {function.name!r}: devhost does not run {function.trigger_type!r} triggers"
         )
     for binding in function.bindings:

@@ -25,7 +25,12 @@ from devhost.app_loader import (
 from devhost.durable_api import DurableApi, client_binding_json
 from devhost.durable_engine import DurableEngine
 from devhost.durable_store import DurableStore
-from devhost.function_invoker import FunctionInvoker, UnsupportedBindingError, check_supported
+from devhost.function_invoker import (
+    FunctionInvoker,
+    UnsupportedBindingError,
+    UnsupportedTriggerError,
+    check_supported,
+)
 from devhost.host_config import HostConfig, HostConfigError, load_host_config
 from devhost.http_routes import HttpRoutes
 from devhost.orchestration_runner import OrchestrationRunner
@@ -70,7 +75,10 @@ def prepare_app(options: HostOptions) -> tuple[LoadedApp, HostConfig]:
         loaded = load_app(options.app)
         config = load_host_config(loaded.app_dir)
         for function in loaded.functions:
-            check_supported(function)
+            try:
+                check_supported(function)
+            except UnsupportedTriggerError as exc:
+                log.warning("%s; it will not run here", exc)
         for function in loaded.functions:
             for binding in (function.trigger, *function.bindings_of_type("queue")):
                 if "queueName" in binding:
@@ -217,6 +225,20 @@ class Host:
             log.info("route %s %s%s/%s", methods, self.base_url, prefix, route.template)
         log.info("devhost listening on %s (state in %s)", self.base_url, self.options.state_dir)
 
+    async def _stop_tasks(self) -> None:
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(self._tasks, timeout=STOP_GRACE_SECONDS + 2)
+        for task in pending:
+            task.cancel()
+
+    async def _drain_activities(self) -> None:
+        if self._activities is None:
+            return
+        abandoned = await self._activities.drain(STOP_GRACE_SECONDS)
+        if abandoned:
+            log.warning("%d activity run(s) abandoned; they run again on the next start", abandoned)
+
     async def stop(self) -> None:
         served = self._runner is not None
         if served:
@@ -225,16 +247,8 @@ class Host:
             listener.stop()
         if self._engine is not None:
             self._engine.stop()
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=STOP_GRACE_SECONDS + 3)
-            for task in pending:
-                task.cancel()
-        if self._activities is not None:
-            abandoned = await self._activities.drain(STOP_GRACE_SECONDS)
-            if abandoned:
-                log.warning(
-                    "%d activity run(s) abandoned; they run again on the next start", abandoned
-                )
+        # Queue work and activities wind down side by side, each within the grace period.
+        await asyncio.gather(self._stop_tasks(), self._drain_activities())
         if self._runner is not None:
             await self._runner.cleanup()
         await _close_durable_client_session()

@@ -41,6 +41,7 @@ from devhost.replay import (
     ActionType,
     HistoryEventType,
     ReplayResult,
+    format_timestamp,
     make_event,
     parse_timestamp,
     replay,
@@ -188,27 +189,10 @@ class OrchestrationRunner:
             actions_seen=instance.actions_seen,
         )
         new_actions = result.new_actions(instance.actions_seen)
-        unsupported = next(
-            (
-                _UNSUPPORTED_ACTIONS[a["actionType"]]
-                for a in new_actions
-                if a.get("actionType") in _UNSUPPORTED_ACTIONS
-            ),
-            None,
-        )
-        if unsupported is not None:
-            result = ReplayResult(
-                is_done=False,
-                output=None,
-                error=f"devhost does not support {unsupported}",
-                custom_status=result.custom_status,
-                actions=result.actions,
-                state=result.state,
-            )
+        result = _refuse_unsupported(result, new_actions)
         continue_as_new = next(
             (a for a in new_actions if a.get("actionType") == ActionType.CONTINUE_AS_NEW), None
         )
-
         if result.failed:
             self._finish(plan, commit, RuntimeStatus.FAILED, result)
         elif result.is_done and continue_as_new is not None:
@@ -217,21 +201,7 @@ class OrchestrationRunner:
         elif result.is_done:
             self._finish(plan, commit, RuntimeStatus.COMPLETED, result)
         else:
-            tasks_by_id = dict(tasks)
-            retry_states = self._store.retry_states(instance_id)
-            for index, action in enumerate(new_actions, start=instance.actions_seen):
-                self._schedule(plan, action, index)
-            for record in plan.tasks:
-                tasks_by_id[record.task_id] = record
-            retry_states.update(plan.retry_states)
-            if batch and self._is_retry_event(batch[-1].event, tasks_by_id):
-                self._continue_retry(plan, batch[-1].event, tasks_by_id, retry_states)
-            commit.cancelled_timer_actions = [
-                index
-                for index, action in enumerate(result.actions[: instance.actions_seen])
-                if action.get("actionType") == ActionType.CREATE_TIMER and action.get("isCanceled")
-            ]
-            commit.actions_seen = len(result.actions)
+            self._plan_next_steps(plan, commit, result, new_actions, tasks, batch)
 
         plan.event(HistoryEventType.ORCHESTRATOR_COMPLETED)
         if commit.status.is_terminal:
@@ -246,6 +216,31 @@ class OrchestrationRunner:
         self._store.commit_episode(commit)
         status = RuntimeStatus.RUNNING if commit.restart else commit.status
         return EpisodeOutcome(instance_id, instance.name, status, len(batch), plan.scheduled)
+
+    def _plan_next_steps(
+        self,
+        plan: _Plan,
+        commit: EpisodeCommit,
+        result: ReplayResult,
+        new_actions: list[dict[str, Any]],
+        tasks: Mapping[int, TaskRecord],
+        batch: list[InboxEvent],
+    ) -> None:
+        """The orchestrator is still running: schedule what it newly asked for, then retries."""
+        seen = plan.instance.actions_seen
+        for index, action in enumerate(new_actions, start=seen):
+            self._schedule(plan, action, index)
+        tasks_by_id = {**tasks, **{record.task_id: record for record in plan.tasks}}
+        if batch and self._is_retry_event(batch[-1].event, tasks_by_id):
+            retry_states = {**self._store.retry_states(plan.instance.instance_id)}
+            retry_states.update(plan.retry_states)
+            self._continue_retry(plan, batch[-1].event, tasks_by_id, retry_states)
+        commit.cancelled_timer_actions = [
+            index
+            for index, action in enumerate(result.actions[:seen])
+            if action.get("actionType") == ActionType.CREATE_TIMER and action.get("isCanceled")
+        ]
+        commit.actions_seen = len(result.actions)
 
     def _replay(self, instance: InstanceRecord, history: list[dict[str, Any]]) -> ReplayResult:
         function = self._orchestrators.get(instance.name)
@@ -391,7 +386,7 @@ class OrchestrationRunner:
             state = retry_states[record.retry_key]
             timer_id = plan.allocate()
             fire_at = plan.now + timedelta(milliseconds=state["interval_ms"])
-            plan.event(HistoryEventType.TIMER_CREATED, timer_id, FireAt=_stamp(fire_at))
+            plan.event(HistoryEventType.TIMER_CREATED, timer_id, FireAt=format_timestamp(fire_at))
             plan.timers.append(NewTimer(timer_id, fire_at, None))
             plan.tasks.append(TaskRecord(timer_id, KIND_RETRY_TIMER, record.retry_key))
             return
@@ -479,8 +474,26 @@ class OrchestrationRunner:
         return EpisodeOutcome(instance.instance_id, instance.name, RuntimeStatus.TERMINATED, 1, {})
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _refuse_unsupported(result: ReplayResult, new_actions: list[dict[str, Any]]) -> ReplayResult:
+    """Fail the orchestration, with a clear reason, when it uses what the host cannot do."""
+    unsupported = next(
+        (
+            _UNSUPPORTED_ACTIONS[a["actionType"]]
+            for a in new_actions
+            if a.get("actionType") in _UNSUPPORTED_ACTIONS
+        ),
+        None,
+    )
+    if unsupported is None or result.failed:
+        return result
+    return ReplayResult(
+        is_done=False,
+        output=None,
+        error=f"devhost does not support {unsupported}",
+        custom_status=result.custom_status,
+        actions=result.actions,
+        state=result.state,
+    )
 
 
 def _retry_state(action: Mapping[str, Any], kind: str) -> dict[str, Any]:

@@ -107,6 +107,9 @@ class QueueListener:
                 except AzureError as exc:
                     log.warning("queue %s: polling failed: %s", self.queue_name, type(exc).__name__)
                     messages = []
+                except Exception:
+                    log.exception("queue %s: listener error", self.queue_name)
+                    messages = []
                 if messages:
                     delay = MIN_POLLING_SECONDS
                     for message in messages:

@@ -322,3 +322,19 @@ def test_unknown_orchestrator_fails_the_instance(tmp_path: Path) -> None:
     instance = h.store.get_instance("n")
     assert instance is not None and instance.status.value == "Failed"
     assert "'nope' doesn't exist" in (instance.output or "")
+
+
+def durable_http(context: df.DurableOrchestrationContext) -> Any:
+    response = yield context.call_http("GET", "https://example.invalid/")
+    return response
+
+
+def test_unsupported_durable_features_fail_the_instance_with_a_reason(tmp_path: Path) -> None:
+    h = Harness(tmp_path, durable_http)
+    h.start("durable_http", "h")
+    h.settle()
+
+    instance = h.store.get_instance("h")
+    assert instance is not None and instance.status.value == "Failed"
+    assert "devhost does not support durable HTTP calls" in (instance.output or "")
+    assert h.work("h") == {}

@@ -180,22 +180,25 @@ def test_retry_reschedules_after_the_retry_timer() -> None:
 
 def test_retry_gives_up_only_after_the_timer_following_the_last_attempt() -> None:
     history = start("with_retry")
-    attempt = history.task_scheduled("Flaky", "x")
-    for _ in range(2):
-        history.orchestrator_completed().orchestrator_started()
-        history.task_failed(attempt, "boom", "trace")
-        timer = history.timer_created(history.now + timedelta(seconds=1))
-        history.orchestrator_completed().orchestrator_started(history.now + timedelta(seconds=2))
-        history.timer_fired(timer)
-        still_waiting = replay(with_retry, instance_id="w", history=history.events)
-        if _ == 0:
-            assert not still_waiting.finished
-            attempt = history.task_scheduled("Flaky", "x")
+    first = history.task_scheduled("Flaky", "x")
+    history.orchestrator_completed().orchestrator_started().task_failed(first, "boom 1")
+    timer = history.timer_created(history.now + timedelta(seconds=1))
+    history.orchestrator_completed().orchestrator_started(history.now + timedelta(seconds=2))
+    history.timer_fired(timer)
+    second = history.task_scheduled("Flaky", "x")
+    history.orchestrator_completed().orchestrator_started().task_failed(second, "boom 2")
 
+    after_last_failure = replay(with_retry, instance_id="w", history=history.events)
+    assert not after_last_failure.finished, "the SDK still waits for one more retry timer"
+
+    extra_timer = history.timer_created(history.now + timedelta(seconds=1))
+    history.orchestrator_completed().orchestrator_started(history.now + timedelta(seconds=2))
+    history.timer_fired(extra_timer)
     result = replay(with_retry, instance_id="w", history=history.events)
 
+    assert (first, timer, second, extra_timer) == (0, 1, 2, 3)
     assert result.is_done
-    assert result.output.startswith("gave up: boom")
+    assert result.output.startswith("gave up: boom 2")
 
 
 def test_sub_orchestration_result_flows_back() -> None:

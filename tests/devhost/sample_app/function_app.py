@@ -107,6 +107,27 @@ def FailingOrchestrator(context: df.DurableOrchestrationContext) -> Any:
     return "unreachable"
 
 
+@app.orchestration_trigger(context_name="context")
+def SleepyOrchestrator(context: df.DurableOrchestrationContext) -> Any:
+    result = yield context.call_activity("sleepy", context.instance_id)
+    return result
+
+
+@app.activity_trigger(input_name="key")
+def sleepy(key: str) -> str:
+    """Hangs on its first run (to be cut off by a host stop), returns at once afterwards."""
+    import time
+    from pathlib import Path
+
+    runs = Path(os.environ["SAMPLE_RUN_LOG"])
+    previous = runs.read_text().count(key) if runs.exists() else 0
+    with runs.open("a") as log:
+        log.write(f"{key}\n")
+    if previous == 0:
+        time.sleep(120)
+    return f"run {previous + 1}"
+
+
 @app.activity_trigger(input_name="name")
 def greet(name: str) -> str:
     return f"hello {name}"
@@ -164,7 +185,8 @@ async def start_orchestration(
     instance_id = await client.start_new(
         req.route_params["name"], req.route_params["instanceId"], json.loads(body) if body else None
     )
-    return client.create_check_status_response(req, instance_id)
+    response: func.HttpResponse = client.create_check_status_response(req, instance_id)
+    return response
 
 
 @app.route(route="events/{instanceId}/{name}", methods=["POST"])
