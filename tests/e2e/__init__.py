@@ -1,0 +1,1 @@
+"""End-to-end tests: the whole app under ``python -m devhost`` in a subprocess."""
