@@ -9,13 +9,14 @@ import azure.durable_functions as df
 from activities import cache, job_status, search_indexers, start_message, user_data
 from orchestrator import default_finished, pipeline_job
 from settings import load_settings
-from triggers import finished_queue, pending_queue, status_api
+from triggers import finished_queue, pending_queue, queue_setup, status_api
 
 load_settings()
 
 app = df.DFApp()
 
 for blueprint in (
+    queue_setup.bp,
     pending_queue.bp,
     finished_queue.bp,
     status_api.bp,

@@ -184,14 +184,19 @@ class AppSettings(BaseSettings):
                 searchIndexers=list(self.search_indexers),
                 cacheEnabled=self.cache_enabled,
                 cacheKeyPatterns=list(self.cache_key_patterns),
-                indexerRetry=IndexerRetry(
-                    firstIntervalSeconds=min(5.0, float(self.search_indexer_retry_seconds)),
-                    maxIntervalSeconds=min(60.0, float(self.search_indexer_retry_seconds)),
-                    windowSeconds=float(self.search_indexer_retry_seconds),
-                ),
+                indexerRetry=_indexer_backoff(float(self.search_indexer_retry_seconds)),
                 activityRetry=activity_retry,
             ),
         )
+
+
+def _indexer_backoff(window: float) -> IndexerRetry:
+    # Start at 5 s, but never so late that a short window leaves room for only one retry.
+    return IndexerRetry(
+        firstIntervalSeconds=min(5.0, window / 4),
+        maxIntervalSeconds=min(60.0, window / 2),
+        windowSeconds=window,
+    )
 
 
 def _text(value: str | SecretStr) -> str:

@@ -396,3 +396,19 @@ def test_short_indexer_retry_window_bounds_the_backoff(monkeypatch: pytest.Monke
     assert retry.windowSeconds == 3
     assert retry.firstIntervalSeconds <= 3
     assert retry.maxIntervalSeconds <= 3
+
+
+@pytest.mark.parametrize(
+    ("window", "first", "longest"),
+    [("300", 5.0, 60.0), ("20", 5.0, 10.0), ("10", 2.5, 5.0), ("1", 0.25, 0.5)],
+)
+def test_indexer_backoff_leaves_room_for_several_retries_in_the_window(
+    monkeypatch: pytest.MonkeyPatch, window: str, first: float, longest: float
+) -> None:
+    monkeypatch.setenv("SEARCH_INDEXER_RETRY_SECONDS", window)
+
+    retry = load_settings().orchestration_config().postProcessing.indexerRetry
+
+    assert (retry.firstIntervalSeconds, retry.maxIntervalSeconds) == (first, longest)
+    # 1x + 2x the first interval still fit: at least three attempts before giving up.
+    assert 3 * retry.firstIntervalSeconds < retry.windowSeconds
