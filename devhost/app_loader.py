@@ -1,7 +1,8 @@
 """Import the function app and index its functions, the way the Python worker does.
 
 Everything the host runs is discovered from ``app.get_functions()``: the trigger binding of each
-function says whether it is a queue trigger, an HTTP route, an orchestrator or an activity.
+function says whether it is a queue trigger, a timer, an HTTP route, an orchestrator or an
+activity.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from azure.functions.decorators.function_app import FunctionRegister
 
 QUEUE_TRIGGER = "queueTrigger"
 HTTP_TRIGGER = "httpTrigger"
+TIMER_TRIGGER = "timerTrigger"
 ORCHESTRATION_TRIGGER = "orchestrationTrigger"
 ACTIVITY_TRIGGER = "activityTrigger"
 DURABLE_CLIENT = "durableClient"
@@ -83,6 +85,10 @@ class LoadedApp:
     @property
     def queue_functions(self) -> dict[str, AppFunction]:
         return self.with_trigger(QUEUE_TRIGGER)
+
+    @property
+    def timer_functions(self) -> dict[str, AppFunction]:
+        return self.with_trigger(TIMER_TRIGGER)
 
     @property
     def http_functions(self) -> dict[str, AppFunction]:

@@ -27,6 +27,7 @@ from devhost.app_loader import (
     HTTP_TRIGGER,
     ORCHESTRATION_TRIGGER,
     QUEUE_TRIGGER,
+    TIMER_TRIGGER,
     AppFunction,
 )
 from devhost.worker_pool import DaemonPool
@@ -34,7 +35,7 @@ from devhost.worker_pool import DaemonPool
 T = TypeVar("T")
 
 SUPPORTED_TRIGGERS = frozenset(
-    {QUEUE_TRIGGER, HTTP_TRIGGER, ORCHESTRATION_TRIGGER, ACTIVITY_TRIGGER}
+    {QUEUE_TRIGGER, TIMER_TRIGGER, HTTP_TRIGGER, ORCHESTRATION_TRIGGER, ACTIVITY_TRIGGER}
 )
 _QUEUE_OUTPUT = "queue"
 _HTTP_OUTPUT = "http"
@@ -42,6 +43,13 @@ _RETURN = "$return"
 
 ClientBindingFactory = Callable[[dict[str, Any]], str]
 QueueSender = Callable[[dict[str, Any], Any], Awaitable[None]]
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """What a failed function's log line shows of its exception."""
+    # Only the first line: validation errors often quote the offending input further down.
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text[:limit]
 
 
 class UnsupportedBindingError(ValueError):

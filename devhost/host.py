@@ -1,4 +1,5 @@
-"""Wires the pieces together: settings, app, state, HTTP server, Durable engine, queue listeners."""
+"""Wires the pieces together: settings, app, state, HTTP server, Durable engine, queue and timer
+listeners."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from devhost.activity_runner import ActivityRunner
 from devhost.app_loader import (
+    TIMER_TRIGGER,
     AppLoadError,
     LoadedApp,
     load_app,
@@ -38,6 +40,7 @@ from devhost.queue_codec import encode_body, output_bodies
 from devhost.queue_triggers import QueueListener
 from devhost.settings_file import SettingsFileError, apply_local_settings
 from devhost.storage_accounts import ConnectionSettingError, StorageAccounts, check_connection
+from devhost.timer_triggers import TimerListener, TimerScheduleError, timer_schedule
 from devhost.worker_pool import DaemonPool
 
 log = logging.getLogger("devhost.host")
@@ -84,12 +87,15 @@ def prepare_app(options: HostOptions) -> tuple[LoadedApp, HostConfig]:
                 if "queueName" in binding:
                     resolve_setting_expressions(str(binding["queueName"]))
                     check_connection(binding.get("connection"), os.environ)
+            if function.trigger_type == TIMER_TRIGGER:
+                timer_schedule(function)
     except (
         AppLoadError,
         SettingsFileError,
         HostConfigError,
         UnsupportedBindingError,
         ConnectionSettingError,
+        TimerScheduleError,
     ) as exc:
         raise StartupError(str(exc)) from exc
     return loaded, config
@@ -113,6 +119,7 @@ class Host:
         self._engine: DurableEngine | None = None
         self._activities: ActivityRunner | None = None
         self._listeners: list[QueueListener] = []
+        self._timers: dict[str, TimerListener] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -187,7 +194,20 @@ class Host:
             )
             self._listeners.append(listener)
             self._tasks.append(asyncio.create_task(listener.run(), name=f"queue-{function.name}"))
+        self._start_timers(invoker)
         self._log_started(routes)
+
+    def _start_timers(self, invoker: FunctionInvoker) -> None:
+        functions = self.app.timer_functions
+        time_zone = os.environ.get("WEBSITE_TIME_ZONE", "").strip()
+        if functions and time_zone:
+            log.warning(
+                "WEBSITE_TIME_ZONE=%s is not supported here: timer schedules run in UTC", time_zone
+            )
+        for function in functions.values():
+            timer = TimerListener(function=function, invoker=invoker)
+            self._timers[function.name] = timer
+            self._tasks.append(asyncio.create_task(timer.run(), name=f"timer-{function.name}"))
 
     def _wake(self) -> None:
         if self._engine is not None:
@@ -218,6 +238,8 @@ class Host:
             if function.trigger_type == "queueTrigger":
                 queue = resolve_setting_expressions(str(function.trigger.get("queueName")))
                 detail = f"queue {queue}"
+            elif function.name in self._timers:
+                detail = self._timers[function.name].describe()
             log.info("function %s: %s", function.name, detail)
         prefix = f"/{self.config.route_prefix}" if self.config.route_prefix else ""
         for route in routes.routes:
@@ -245,9 +267,12 @@ class Host:
             log.info("stopping")
         for listener in self._listeners:
             listener.stop()
+        for timer in self._timers.values():
+            timer.stop()
         if self._engine is not None:
             self._engine.stop()
-        # Queue work and activities wind down side by side, each within the grace period.
+        # Queue work, timer runs and activities wind down side by side, each within the grace
+        # period.
         await asyncio.gather(self._stop_tasks(), self._drain_activities())
         if self._runner is not None:
             await self._runner.cleanup()

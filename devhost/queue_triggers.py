@@ -22,7 +22,7 @@ from azure.storage.queue import QueueMessage as StorageQueueMessage
 from azure.storage.queue.aio import QueueClient
 
 from devhost.app_loader import AppFunction, resolve_setting_expressions
-from devhost.function_invoker import FunctionInvoker
+from devhost.function_invoker import FunctionInvoker, first_line
 from devhost.host_config import QueuesConfig
 from devhost.queue_codec import decode_body
 from devhost.storage_accounts import StorageAccounts
@@ -34,12 +34,6 @@ MIN_POLLING_SECONDS = 0.1
 # host that dies lets its messages reappear within a minute.
 LEASE_SECONDS = 60
 SHUTDOWN_GRACE_SECONDS = 3.0
-
-
-def _first_line(exc: BaseException, limit: int = 200) -> str:
-    # Only the first line: validation errors often quote the offending input further down.
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return text[:limit]
 
 
 @dataclass
@@ -189,7 +183,7 @@ class QueueListener:
                 max_count,
                 elapsed,
                 type(exc).__name__,
-                _first_line(exc),
+                first_line(exc),
                 exc_info=log.isEnabledFor(logging.DEBUG),
             )
             if dequeue_count >= max_count:

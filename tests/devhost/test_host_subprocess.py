@@ -3,102 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.devhost.conftest import (
-    SAMPLE_APP,
-    SampleQueues,
-    free_port,
-    http,
-    wait_for,
-    wait_for_status,
-)
+from tests.devhost.conftest import SampleQueues, http, wait_for, wait_for_status
+from tests.devhost.host_process import HostProcess, clean_environment, run_to_exit
 from tests.fixtures.azurite import AZURITE_KEY
 
 pytestmark = pytest.mark.e2e
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "hunter2-never-log-this"
-
-
-def clean_environment() -> dict[str, str]:
-    return {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("SAMPLE_", "SampleStorage"))
-    }
-
-
-class HostProcess:
-    def __init__(self, tmp_path: Path, env: dict[str, str], settings: Path) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.state_dir = tmp_path / "state"
-        self.log_path = tmp_path / "host.log"
-        self.env = env
-        self.settings = settings
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def command(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "devhost",
-            "--app",
-            str(SAMPLE_APP),
-            "--state-dir",
-            str(self.state_dir),
-            "--port",
-            str(self.port),
-            "--settings",
-            str(self.settings),
-        ]
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.command(), cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-
-        def serving() -> bool:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"host exited early:\n{self.log}")
-            try:
-                return http("GET", f"{self.base_url}/api/jobs/not-a-job")[0] == 404
-            except OSError:
-                return False
-
-        wait_for(serving, timeout=30, what="the host to serve")
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def terminate(self) -> tuple[int, float]:
-        assert self.process is not None
-        started = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=15)
-        return code, time.monotonic() - started
-
-    def stop_if_running(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -197,15 +115,6 @@ def test_sigint_abandons_a_running_activity_which_runs_again_after_restart(
     done = wait_for_status(host_process.base_url, "sleepy-1", "Completed")
     assert done["output"] == "run 2"
     assert runs.read_text().count("sleepy-1") == 2
-
-
-def run_to_exit(
-    env: dict[str, str], settings: Path, tmp_path: Path
-) -> subprocess.CompletedProcess[str]:
-    command = HostProcess(tmp_path, env, settings).command()
-    return subprocess.run(
-        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 def test_a_bad_setting_stops_start_up_with_its_name(
