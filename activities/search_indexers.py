@@ -25,7 +25,10 @@ def run_search_indexer(request: dict[str, Any]) -> dict[str, Any]:
         message=attempt.message,
     )
     logger.info(
-        "Job %s: indexer %s run request: %s%s", work.jobId, work.indexer, result.result,
+        "Job %s: indexer %s run request: %s%s",
+        work.jobId,
+        work.indexer,
+        result.result,
         f" ({result.statusCode})" if result.statusCode else "",
     )
     return result.model_dump(mode="json")

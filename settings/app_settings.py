@@ -80,8 +80,12 @@ class AppSettings(BaseSettings):
     )
 
     @field_validator(
-        "pipeline_storage", "redis_url", "search_api_key", "search_endpoint",
-        "pipeline_storage_queue_service_uri", mode="before",
+        "pipeline_storage",
+        "redis_url",
+        "search_api_key",
+        "search_endpoint",
+        "pipeline_storage_queue_service_uri",
+        mode="before",
     )
     @classmethod
     def _empty_means_unset(cls, value: Any) -> Any:
@@ -102,8 +106,10 @@ class AppSettings(BaseSettings):
         try:
             url = make_url(value.get_secret_value())
         except ArgumentError:
-            raise ValueError("must be a SQLAlchemy URL, e.g. sqlite:///data/pipeline.sqlite3 "
-                             "or mssql+pyodbc://...") from None
+            raise ValueError(
+                "must be a SQLAlchemy URL, e.g. sqlite:///data/pipeline.sqlite3 "
+                "or mssql+pyodbc://..."
+            ) from None
         if url.get_backend_name() not in {"sqlite", "postgresql", "mssql"}:
             raise ValueError("must name a sqlite, postgresql or mssql database")
         return value

@@ -28,6 +28,4 @@ async def GetJobStatus(
 
 
 def _json(status_code: int, body: object) -> func.HttpResponse:
-    return func.HttpResponse(
-        json.dumps(body), status_code=status_code, mimetype="application/json"
-    )
+    return func.HttpResponse(json.dumps(body), status_code=status_code, mimetype="application/json")

@@ -162,9 +162,7 @@ class HostFactory:
 
 
 @pytest.fixture
-def host_factory(
-    tmp_path: Path, storage_connection_string: str
-) -> Iterator[HostFactory]:
+def host_factory(tmp_path: Path, storage_connection_string: str) -> Iterator[HostFactory]:
     factory = HostFactory(tmp_path, storage_connection_string)
     yield factory
     factory.close()
@@ -237,20 +235,25 @@ def other_storage(tmp_path: Path) -> Iterator[str]:
     ports = [free_port(), free_port(), free_port()]
     location = tmp_path / "azurite-2"
     location.mkdir()
-    command = [found, "--skipApiVersionCheck", "--disableTelemetry", "--silent",
-               "--location", str(location)]
+    command = [
+        found,
+        "--skipApiVersionCheck",
+        "--disableTelemetry",
+        "--silent",
+        "--location",
+        str(location),
+    ]
     for service, port in zip(("blob", "queue", "table"), ports, strict=True):
         command += [f"--{service}Host", "127.0.0.1", f"--{service}Port", str(port)]
     with (location / "azurite.log").open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     connection_string = azurite_connection_string(*ports)
     try:
+
         def answers() -> bool:
             assert process.poll() is None, "the second Azurite exited"
             try:
-                client = QueueServiceClient.from_connection_string(
-                    connection_string, retry_total=0
-                )
+                client = QueueServiceClient.from_connection_string(connection_string, retry_total=0)
                 with client:
                     client.get_service_properties(timeout=2)
             except AzureError:

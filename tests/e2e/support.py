@@ -472,13 +472,17 @@ class Database:
 
     def job_row(self, job_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as connection:
-            row = connection.execute(
-                text(
-                    'SELECT "JobId", "Status", "UpdatedAt", "Error" FROM "PipelineJob" '
-                    'WHERE "JobId" = :job_id'
-                ),
-                {"job_id": job_id},
-            ).mappings().first()
+            row = (
+                connection.execute(
+                    text(
+                        'SELECT "JobId", "Status", "UpdatedAt", "Error" FROM "PipelineJob" '
+                        'WHERE "JobId" = :job_id'
+                    ),
+                    {"job_id": job_id},
+                )
+                .mappings()
+                .first()
+            )
         return None if row is None else {**row, "UpdatedAt": _as_datetime(row["UpdatedAt"])}
 
     def wait_for_job_row(self, job_id: str, status: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -504,8 +508,7 @@ class Database:
         ids = list(range(self._next_id, self._next_id + active + inactive))
         self._next_id += len(ids)
         rows = [
-            {"id": row_id, "user_id": user_id, "active": n < active}
-            for n, row_id in enumerate(ids)
+            {"id": row_id, "user_id": user_id, "active": n < active} for n, row_id in enumerate(ids)
         ]
         with self.engine.begin() as connection:
             connection.execute(
@@ -520,9 +523,13 @@ class Database:
     def user_data(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         wanted = list(ids)
         with self.engine.connect() as connection:
-            rows = connection.execute(
-                text('SELECT "Id", "UserId", "IsActive", "DeactivatedAt" FROM "UserData"')
-            ).mappings().all()
+            rows = (
+                connection.execute(
+                    text('SELECT "Id", "UserId", "IsActive", "DeactivatedAt" FROM "UserData"')
+                )
+                .mappings()
+                .all()
+            )
         return {
             row["Id"]: {
                 "UserId": row["UserId"],

@@ -41,7 +41,12 @@ def test_custom_job_runs_to_success(stack: Stack, queues: Queues) -> None:
 
     [start] = queues.wait_for(CUSTOM_START)
     assert set(start) == {
-        "jobId", "pipeline", "requestedBy", "requestedAt", "parameters", "startedAt"
+        "jobId",
+        "pipeline",
+        "requestedBy",
+        "requestedAt",
+        "parameters",
+        "startedAt",
     }, start
     assert start["jobId"] == job_id
     assert start["pipeline"] == "nightly-export"
@@ -113,9 +118,7 @@ def test_custom_job_failed_report_records_the_error(stack: Stack, queues: Queues
     assert queues.raw(FINISHED_POISON) == []
 
 
-def test_second_report_for_a_finished_custom_job_is_ignored(
-    stack: Stack, queues: Queues
-) -> None:
+def test_second_report_for_a_finished_custom_job_is_ignored(stack: Stack, queues: Queues) -> None:
     job_id = new_job_id("custom-twice")
     queues.send_json(PENDING, custom_request(job_id))
     queues.wait_for(CUSTOM_START)

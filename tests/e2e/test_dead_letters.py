@@ -29,9 +29,7 @@ REJECTED_JOB_ID = "rejected-job-7f3a"
 
 def _neither_schema() -> str:
     # Odd spacing, a non-ASCII value and an unknown field: the dead letter keeps it all.
-    return (
-        '{ "jobId" : "' + REJECTED_JOB_ID + '",\n  "userId": "Zoë",  "colour":"blau"  }\n'
-    )
+    return '{ "jobId" : "' + REJECTED_JOB_ID + '",\n  "userId": "Zoë",  "colour":"blau"  }\n'
 
 
 PENDING_CASES = {
@@ -47,9 +45,7 @@ PENDING_CASES = {
         False,
         ["jobId", "userId", "userDataIds"],
     ),
-    "job-id-too-long": (
-        json.dumps({"jobId": "j" * 101, "userId": "u"}), False, ["jobId"]
-    ),
+    "job-id-too-long": (json.dumps({"jobId": "j" * 101, "userId": "u"}), False, ["jobId"]),
     "custom-bad-timestamp": (
         json.dumps(
             {
@@ -66,9 +62,7 @@ PENDING_CASES = {
 
 
 @pytest.mark.parametrize("case", list(PENDING_CASES))
-def test_rejected_pending_message_is_dead_lettered(
-    stack: Stack, queues: Queues, case: str
-) -> None:
+def test_rejected_pending_message_is_dead_lettered(stack: Stack, queues: Queues, case: str) -> None:
     text, as_base64, mentions = PENDING_CASES[case]
     since = datetime.now(UTC)
     sent = queues.send(PENDING, text, as_base64=as_base64)
@@ -89,9 +83,7 @@ def test_rejected_pending_message_is_dead_lettered(
     assert code == 404, "a rejected message starts no job"
 
 
-def test_same_job_id_with_different_content_is_dead_lettered(
-    stack: Stack, queues: Queues
-) -> None:
+def test_same_job_id_with_different_content_is_dead_lettered(stack: Stack, queues: Queues) -> None:
     job_id = new_job_id("reused")
     queues.send_json(PENDING, {"jobId": job_id, "userId": "first-user"})
     [start] = queues.wait_for(DEFAULT_START)
@@ -143,14 +135,20 @@ FINISHED_CASES = {
     "array": lambda job_id: (json.dumps([{"jobId": job_id, "status": "Succeeded"}]), False, []),
     # Tabs, CRLF and non-ASCII: the dead letter keeps the original byte for byte.
     "unknown-status": lambda job_id: (
-        '\t{"jobId": "' + job_id + '",  "status": "Fertig ✓"}\r\n', False, ["status"]
+        '\t{"jobId": "' + job_id + '",  "status": "Fertig ✓"}\r\n',
+        False,
+        ["status"],
     ),
     "missing-status": lambda job_id: (json.dumps({"jobId": job_id}), False, ["status"]),
     "bad-job-id": lambda job_id: (
-        json.dumps({"jobId": "no spaces allowed", "status": "Succeeded"}), False, ["jobId"]
+        json.dumps({"jobId": "no spaces allowed", "status": "Succeeded"}),
+        False,
+        ["jobId"],
     ),
     "error-too-long": lambda job_id: (
-        json.dumps({"jobId": job_id, "status": "Failed", "error": "x" * 4001}), False, ["error"]
+        json.dumps({"jobId": job_id, "status": "Failed", "error": "x" * 4001}),
+        False,
+        ["error"],
     ),
     "bad-finished-at": lambda job_id: (
         json.dumps({"jobId": job_id, "status": "Failed", "finishedAt": "yesterday"}),
@@ -161,9 +159,7 @@ FINISHED_CASES = {
 
 
 @pytest.mark.parametrize("case", list(FINISHED_CASES))
-def test_invalid_finish_report_is_dead_lettered(
-    stack: Stack, queues: Queues, case: str
-) -> None:
+def test_invalid_finish_report_is_dead_lettered(stack: Stack, queues: Queues, case: str) -> None:
     # A running job that the invalid report must not touch.
     job_id = new_job_id(f"waiting-{case}")
     queues.send_json(PENDING, {"jobId": job_id, "userId": "patient-user"})

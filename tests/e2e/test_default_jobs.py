@@ -160,9 +160,7 @@ def test_failed_default_job_runs_no_post_processing(stack: Stack, queues: Queues
     assert all(row["IsActive"] and row["DeactivatedAt"] is None for row in rows.values()), rows
 
 
-def test_user_id_with_glob_characters_matches_only_itself(
-    stack: Stack, queues: Queues
-) -> None:
+def test_user_id_with_glob_characters_matches_only_itself(stack: Stack, queues: Queues) -> None:
     # Contract 4.2: a userId of "*" must match only the literal "*".
     star_keys = {b"search:*:q1", b"profile:*"}
     bystanders = {
@@ -233,9 +231,7 @@ def test_unknown_indexer_fails_alone(stack: Stack, queues: Queues) -> None:
     assert not any(row["IsActive"] for row in stack.db.user_data(rows_of_user).values())
 
 
-def test_second_finish_report_does_not_post_process_again(
-    stack: Stack, queues: Queues
-) -> None:
+def test_second_finish_report_does_not_post_process_again(stack: Stack, queues: Queues) -> None:
     user, other = users()
     seed_cache(stack.redis, user, other)
     stack.db.add_user_data(user, active=1)

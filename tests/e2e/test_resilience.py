@@ -87,9 +87,7 @@ def test_redis_down_fails_only_the_cache_step(
         db.dispose()
 
 
-def test_killed_host_carries_on_after_restart(
-    host_factory: HostFactory, queues: Queues
-) -> None:
+def test_killed_host_carries_on_after_restart(host_factory: HostFactory, queues: Queues) -> None:
     settings = host_factory.settings()
     db = prepare_database(settings["DATABASE_URL"])
     state_dir = host_factory.base_dir / "durable-state"
@@ -170,9 +168,9 @@ def test_queues_live_in_the_pipeline_storage_account(
     db = prepare_database(settings["DATABASE_URL"])
     other = Queues(other_storage)
     try:
-        host = host_factory.start(settings, extra_secrets={
-            "the other account's key": account_key_of(other_storage) or ""
-        })
+        host = host_factory.start(
+            settings, extra_secrets={"the other account's key": account_key_of(other_storage) or ""}
+        )
         job_id = new_job_id("routed")
         queues.send_json(PENDING, custom_request(job_id))
         queues.wait_for(CUSTOM_START)
