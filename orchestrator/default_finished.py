@@ -67,11 +67,9 @@ def default_finished_orchestrator(
     indexer_tasks = [_run_indexer(context, work.jobId, name) for name in indexers]
 
     settled = yield from settle_all(context, [user_data_task, *cache_tasks, *indexer_tasks])
-    user_data_end, cache_ends, first_attempts = (
-        settled[0],
-        settled[1 : 2 if cache_tasks else 1],
-        (settled[1 + len(cache_tasks) :]),
-    )
+    user_data_end = settled[0]
+    cache_end = settled[1] if cache_tasks else None
+    first_attempts = settled[1 + len(cache_tasks) :]
 
     indexer_outcomes = yield from _finish_indexers(
         context, work.jobId, dict(zip(indexers, first_attempts, strict=True)), config.indexerRetry
@@ -79,7 +77,7 @@ def default_finished_orchestrator(
 
     return PostProcessingOutcome(
         searchIndexers=_search_outcome(config.searchEnabled, indexer_outcomes),
-        cache=_cache_outcome(cache_ends[0]) if cache_ends else CacheOutcome(ok=True, skipped=True),
+        cache=_cache_outcome(cache_end) if cache_end else CacheOutcome(ok=True, skipped=True),
         userData=_user_data_outcome(user_data_end),
     ).model_dump(mode="json", exclude_none=True)
 
