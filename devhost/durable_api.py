@@ -278,16 +278,20 @@ class DurableApi:
             )["statusQueryGetUri"]
         return web.json_response(body, status=status, headers=headers)
 
-    async def list_instances(self, request: web.Request) -> web.Response:
+    async def _query(self, request: web.Request, *, by_prefix: bool) -> list[InstanceRecord]:
+        """The instances a list or purge request's query string selects."""
         statuses = [s for s in request.query.get("runtimeStatus", "").split(",") if s]
-        instances = await asyncio.to_thread(
+        return await asyncio.to_thread(
             lambda: self._store.list_instances(
                 created_from=request.query.get("createdTimeFrom"),
                 created_to=request.query.get("createdTimeTo"),
                 statuses=statuses,
-                prefix=request.query.get("instanceIdPrefix"),
+                prefix=request.query.get("instanceIdPrefix") if by_prefix else None,
             )
         )
+
+    async def list_instances(self, request: web.Request) -> web.Response:
+        instances = await self._query(request, by_prefix=True)
         show_input = _flag(request, "showInput", False)
         return web.json_response([self._status_json(i, show_input=show_input) for i in instances])
 
@@ -296,14 +300,7 @@ class DurableApi:
         return web.json_response({"instancesDeleted": deleted}, status=200 if deleted else 404)
 
     async def purge_many(self, request: web.Request) -> web.Response:
-        statuses = [s for s in request.query.get("runtimeStatus", "").split(",") if s]
-        instances = await asyncio.to_thread(
-            lambda: self._store.list_instances(
-                created_from=request.query.get("createdTimeFrom"),
-                created_to=request.query.get("createdTimeTo"),
-                statuses=statuses,
-            )
-        )
+        instances = await self._query(request, by_prefix=False)
         deleted = 0
         for instance in instances:
             deleted += await asyncio.to_thread(self._store.purge, instance.instance_id)
