@@ -1,5 +1,5 @@
 """The app settings (contract 6), read once from the environment and validated."""
 
-from settings.app_settings import AppSettings, SettingsError, load_settings
+from settings.app_settings import SETTING_NAMES, AppSettings, SettingsError, load_settings
 
-__all__ = ["AppSettings", "SettingsError", "load_settings"]
+__all__ = ["SETTING_NAMES", "AppSettings", "SettingsError", "load_settings"]

@@ -242,6 +242,10 @@ def _setting_of(loc: str) -> str | None:
     return None
 
 
+SETTING_NAMES: tuple[str, ...] = tuple(_setting_name(field) for field in AppSettings.model_fields)
+"""Every app setting the app reads, by the name it has in the environment."""
+
+
 @cache
 def load_settings() -> AppSettings:
     """The process's settings, validated once; raises :class:`SettingsError` naming each bad one."""

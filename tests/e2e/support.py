@@ -30,6 +30,8 @@ from azure.storage.queue import QueueClient, QueueServiceClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
+from settings import SETTING_NAMES
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 PENDING = "data-pipeline-job-pending"
@@ -40,22 +42,6 @@ PENDING_POISON = "data-pipeline-job-pending-poison"
 FINISHED_POISON = "data-pipeline-job-finished-poison"
 CONTRACT_QUEUES = (PENDING, CUSTOM_START, DEFAULT_START, FINISHED, PENDING_POISON, FINISHED_POISON)
 
-# App settings (contract 6 and the README's extras) a developer's shell may hold: never inherited.
-APP_SETTING_NAMES = (
-    "AzureWebJobsStorage",
-    "PipelineStorage",
-    "PipelineStorage__queueServiceUri",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "CACHE_KEY_PATTERNS",
-    "SEARCH_ENDPOINT",
-    "SEARCH_API_KEY",
-    "SEARCH_INDEXERS",
-    "PIPELINE_JOB_TIMEOUT_SECONDS",
-    "SEARCH_INDEXER_RETRY_SECONDS",
-    "ACTIVITY_MAX_ATTEMPTS",
-    "ACTIVITY_RETRY_INTERVAL_SECONDS",
-)
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
@@ -158,7 +144,7 @@ class HostRun:
 
 def host_environment(settings: Mapping[str, str]) -> dict[str, str]:
     """The parent's environment without any app setting, plus ``settings``."""
-    blocked = {name.upper() for name in APP_SETTING_NAMES}
+    blocked = {name.upper() for name in SETTING_NAMES}
     env = {name: value for name, value in os.environ.items() if name.upper() not in blocked}
     env["PYTHONUNBUFFERED"] = "1"
     env.update(settings)

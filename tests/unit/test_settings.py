@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+import settings
 from settings import AppSettings, SettingsError, load_settings
 
 SETTING_NAMES = (
@@ -36,6 +37,10 @@ ACCOUNT_KEY = "c3RvcmFnZS1hY2NvdW50LWtleQ=="
 DB_PASSWORD = "db-pa55word-xyz"
 SECRETS = (REDIS_PASSWORD, SEARCH_KEY, ACCOUNT_KEY, DB_PASSWORD)
 STORAGE = f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={ACCOUNT_KEY}"
+
+
+def test_the_app_reads_exactly_the_documented_settings() -> None:
+    assert set(settings.SETTING_NAMES) == set(SETTING_NAMES)
 
 
 @pytest.fixture(autouse=True)
