@@ -24,9 +24,6 @@ import pytest
 import redis
 from azure.core.exceptions import AzureError
 from azure.storage.queue import QueueServiceClient
-from port_for import get_port
-from pytest_redis.config import get_config
-from pytest_redis.executor import RedisExecutor
 
 from services.database import create_database_engine, ensure_tables
 from tests.e2e.support import (
@@ -43,6 +40,7 @@ from tests.e2e.support import (
     wait_until,
 )
 from tests.fixtures.azurite import AZURITE_KEY, azurite_connection_string
+from tests.fixtures.redis_server import start_private_redis
 from tests.support.search_standin import SearchStandIn
 
 INDEXERS = ("docs-indexer", "users-indexer")
@@ -199,28 +197,10 @@ def password_redis(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A private redis-server with ``requirepass``; its ``redis://:<password>@...`` URL."""
-    config = get_config(request)
     password = secrets.token_urlsafe(18)
-    port = get_port(None)
-    if port is None:
-        pytest.fail("no free port for redis-server")
-    executor = RedisExecutor(
-        executable=config.exec,
-        databases=config.db_count,
-        redis_timeout=config.timeout,
-        loglevel=config.loglevel,
-        host="127.0.0.1",
-        port=port,
-        password=password,
-        startup_timeout=30,
-        datadir=tmp_path_factory.mktemp("redis-pw"),
-    )
+    executor = start_private_redis(request, tmp_path_factory, "redis-pw", password=password)
     try:
-        executor.start()
-    except Exception as error:
-        pytest.skip(f"cannot start redis-server with a password: {error}")
-    try:
-        yield f"redis://:{password}@127.0.0.1:{port}/0"
+        yield f"redis://:{password}@127.0.0.1:{executor.port}/0"
     finally:
         executor.stop()
 

@@ -17,6 +17,7 @@ from azure.storage.queue import QueueServiceClient
 from settings import load_settings
 from tests.integration.queues.storage import reset_queues
 from tests.triggers.durable_double import FakeDurableClient
+from tests.triggers.messages import queue_message, run
 from wiring import app_services
 
 TIMEOUT_SECONDS = 3600
@@ -76,3 +77,20 @@ def registered_functions(app: Any) -> list[Any]:
 @pytest.fixture
 def durable() -> FakeDurableClient:
     return FakeDurableClient()
+
+
+@pytest.fixture
+def queue_delivery(
+    user_code: Callable[[str], Any], durable: FakeDurableClient
+) -> Callable[[str], Callable[..., None]]:
+    """Delivers a body to a queue-triggered function as the host would, one real message each."""
+
+    def to(function_name: str) -> Callable[..., None]:
+        function = user_code(function_name)
+
+        def send(body: bytes | str, **message_options: Any) -> None:
+            run(function(message=queue_message(body, **message_options), client=durable))
+
+        return send
+
+    return to

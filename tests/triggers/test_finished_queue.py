@@ -40,13 +40,8 @@ Deliver = Callable[..., None]
 
 
 @pytest.fixture
-def deliver(user_code: Callable[[str], Any], durable: FakeDurableClient) -> Deliver:
-    function = user_code("PipelineJobFinishedReceived")
-
-    def send(body: bytes | str, **message_options: Any) -> None:
-        run(function(message=queue_message(body, **message_options), client=durable))
-
-    return send
+def deliver(queue_delivery: Callable[[str], Deliver]) -> Deliver:
+    return queue_delivery("PipelineJobFinishedReceived")
 
 
 def waiting_job(durable: FakeDurableClient, job_id: str = "job-1", **overrides: Any) -> None:

@@ -20,7 +20,7 @@ from settings import load_settings
 from tests.integration.queues.storage import assert_all_queues_empty, only_message, utc_z
 from tests.triggers.conftest import TIMEOUT_SECONDS
 from tests.triggers.durable_double import FakeDurableClient
-from tests.triggers.messages import b64, queue_message, run
+from tests.triggers.messages import b64
 
 PENDING = "data-pipeline-job-pending"
 PENDING_POISON = "data-pipeline-job-pending-poison"
@@ -42,13 +42,8 @@ Deliver = Callable[..., None]
 
 
 @pytest.fixture
-def deliver(user_code: Callable[[str], Any], durable: FakeDurableClient) -> Deliver:
-    function = user_code("PendingJobReceived")
-
-    def send(body: bytes | str, **message_options: Any) -> None:
-        run(function(message=queue_message(body, **message_options), client=durable))
-
-    return send
+def deliver(queue_delivery: Callable[[str], Deliver]) -> Deliver:
+    return queue_delivery("PendingJobReceived")
 
 
 def started(durable: FakeDurableClient) -> list[dict[str, Any]]:
